@@ -7,7 +7,7 @@ modules import their heavy dependencies inside the command bodies so that
 
 import typer
 
-from cloudguard_cli.commands import data, demo, infra, model, pipeline, serve
+from cloudguard_cli.commands import data, demo, gate, infra, model, pipeline, serve
 
 app = typer.Typer(
     name="cloudguard",
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for area in (model, data, serve, demo, pipeline, infra):
+for area in (model, data, gate, serve, demo, pipeline, infra):
     area.register(app)
 
 
