@@ -3,6 +3,7 @@
 
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 RUN := $(UV) run --frozen
 
 .PHONY: demo test lint format check bench sync clean
