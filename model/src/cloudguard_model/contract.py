@@ -71,3 +71,22 @@ class Scorer(Protocol):
     ) -> Scores:
         """Score raw readings (NUMERIC_COLUMNS order); explain adds contributions."""
         ...
+
+
+@dataclass(frozen=True)
+class SafeBand:
+    """Range of one feature where failures are rare, to phrase contributions in
+    plant terms (e.g. "power 9,400 W is above the safe band 3,500-9,000 W").
+
+    A loaded FailureModel exposes `safe_bands: Mapping[str, SafeBand]` keyed by
+    feature name; features without a band are absent.
+    """
+
+    low: float | None
+    """Below this value failures become likely; None when there is no floor."""
+    high: float | None
+    """Above this value failures become likely; None when there is no ceiling."""
+    unit: str
+    source: str
+    """`physics` (the data set's documented limits) or `data` (the 1st-99th
+    percentile of training rows that did not fail)."""

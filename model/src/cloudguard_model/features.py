@@ -46,6 +46,16 @@ OVERSTRAIN_LIMITS: Final[Mapping[str, float]] = {
     "H": 13_000.0,
 }
 
+# Safe bands from the data set's documented generating process: power failure
+# outside 3,500-9,000 W; heat dissipation failure when the process runs less
+# than 8.6 K above air temperature at under 1,380 rpm.
+POWER_BAND_W: Final = (3_500.0, 9_000.0)
+HEAT_DISSIPATION_MIN_DIFFERENCE_K: Final = 8.6
+HEAT_DISSIPATION_MIN_SPEED_RPM: Final = 1_380.0
+# Scale that puts 100 rpm of speed on a par with 1 K of temperature difference
+# in the heat dissipation margin.
+_HEAT_SPEED_SCALE_RPM: Final = 100.0
+
 FEATURE_NAMES: Final = (
     "type_code",
     "air_temperature_k",
@@ -57,7 +67,13 @@ FEATURE_NAMES: Final = (
     "power_w",
     "tool_strain_min_nm",
     "tool_strain_ratio",
+    "power_band_margin_w",
+    "heat_dissipation_margin",
 )
+"""Model features in column order. Appended names keep earlier columns stable:
+`power_band_margin_w` is the distance inside the safe power band (negative
+outside it); `heat_dissipation_margin` is positive when either the temperature
+difference or the speed is high enough to carry the heat away."""
 
 _RPM_TO_RAD_PER_S: Final = 2.0 * np.pi / 60.0
 
@@ -109,15 +125,23 @@ def build_features(
     air, process, speed, torque, wear = values.T
     limits = np.array([OVERSTRAIN_LIMITS.get(t, np.nan) for t in types])
     strain = wear * torque
+    difference = process - air
+    power = torque * speed * _RPM_TO_RAD_PER_S
+    low_power, high_power = POWER_BAND_W
 
     return np.column_stack(
         [
             encode_types(types, type_codes),
             values,
-            process - air,
-            torque * speed * _RPM_TO_RAD_PER_S,
+            difference,
+            power,
             strain,
             strain / limits,
+            np.minimum(power - low_power, high_power - power),
+            np.maximum(
+                difference - HEAT_DISSIPATION_MIN_DIFFERENCE_K,
+                (speed - HEAT_DISSIPATION_MIN_SPEED_RPM) / _HEAT_SPEED_SCALE_RPM,
+            ),
         ]
     )
 
