@@ -49,6 +49,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(_GUARD_DIR), os.environ.get("PYTHONPATH")])
 )
 sys.path.insert(0, str(_GUARD_DIR))
+# Test helpers shared across areas: `from mlflow_server import mlflow_server`.
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 import cloudguard_netguard  # noqa: E402
 
@@ -72,3 +74,23 @@ def dataset_path() -> Path:
     from cloudguard_model.datasets import DATASET_PATH
 
     return DATASET_PATH
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_mlflow_uris() -> Iterator[None]:
+    """Reset MLflow's process-wide tracking and registry URIs after a module.
+
+    MLflow keeps them in module globals; a module that sets them (or points
+    them at a server it then stops) must not decide where the next module's
+    runs go.
+    """
+    yield
+    # set_tracking_uri and set_registry_uri also export these for children.
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    if "mlflow" in sys.modules:
+        import mlflow.tracking._model_registry.utils as registry_utils
+        import mlflow.tracking._tracking_service.utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
