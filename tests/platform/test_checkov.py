@@ -1,7 +1,7 @@
 """checkov's Kubernetes and Argo checks on the synthesized manifests.
 
 Runs the pinned checkov through `uv tool run`, offline (`--skip-download`,
-`BC_SKIP_MAPPING`), under the session's network guard. Accepted findings live
+`CHECKOV_OFFLINE_ENV`), under the session's network guard. Accepted findings live
 in deploy/checkov-exceptions.yaml, each with its reason.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cloudguard_platform import SynthResult, manifests
 from cloudguard_platform.validate import (
+    CHECKOV_OFFLINE_ENV,
     checkov_command,
     checkov_failures,
     load_exceptions,
@@ -25,7 +26,7 @@ EXCEPTIONS = REPO / "deploy" / "checkov-exceptions.yaml"
 
 
 def _scan(directory: Path, skips: list[str]) -> list[str]:
-    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", LOG_LEVEL="WARNING")
+    env = dict(os.environ, **CHECKOV_OFFLINE_ENV)
     done = subprocess.run(
         checkov_command(directory, skips),
         capture_output=True,

@@ -7,7 +7,16 @@ modules import their heavy dependencies inside the command bodies so that
 
 import typer
 
-from cloudguard_cli.commands import data, demo, gate, infra, model, pipeline, serve
+from cloudguard_cli.commands import (
+    data,
+    demo,
+    gate,
+    infra,
+    ingest,
+    model,
+    pipeline,
+    serve,
+)
 
 app = typer.Typer(
     name="cloudguard",
@@ -16,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for area in (model, data, gate, serve, demo, pipeline, infra):
+for area in (model, data, gate, serve, demo, pipeline, infra, ingest):
     area.register(app)
 
 

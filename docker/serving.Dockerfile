@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1.7
+# CloudGuard serving image: the Litestar service under granian, nothing of the
+# trainer (no full MLflow, no scikit-learn) and nothing of Pulumi. Build from
+# the repo root:  docker build -f docker/serving.Dockerfile -t cloudguard/serving:TAG .
+# Dependencies come from uv.lock only (`uv sync --frozen`), exactly as CI
+# installs them; see docs/pipeline.md.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
+
+FROM ${UV_IMAGE} AS uv
+
+# ---- build stage: resolve and install into /app/.venv --------------------------
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+
+# Third-party dependencies first, so a source change does not reinstall them.
+COPY pyproject.toml uv.lock ./
+COPY model/pyproject.toml model/pyproject.toml
+COPY serving/pyproject.toml serving/pyproject.toml
+COPY pipelines/pyproject.toml pipelines/pyproject.toml
+COPY platform/pyproject.toml platform/pyproject.toml
+COPY cli/pyproject.toml cli/pyproject.toml
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --no-install-workspace --package cloudguard-serving
+
+# Then our own packages, installed non-editable so the runtime needs no sources.
+COPY model/ model/
+COPY serving/ serving/
+COPY README.md ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package cloudguard-serving
+
+# ---- runtime stage: the interpreter and the virtualenv, nothing else ----------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG UID=10001
+RUN groupadd --system --gid ${UID} cloudguard \
+    && useradd --system --uid ${UID} --gid ${UID} --home-dir /tmp --shell /usr/sbin/nologin cloudguard
+COPY --from=build --chown=root:root /app/.venv /app/.venv
+# Inside the pod the service must listen on the pod's address; the port is the
+# one the Rollout's probes and Service target.
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    DO_NOT_TRACK=true \
+    CLOUDGUARD_HOST=0.0.0.0 \
+    CLOUDGUARD_PORT=8000
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('CLOUDGUARD_PORT', '8000') + '/health/live', timeout=2)"]
+# Exec form: granian is PID 1, gets SIGTERM and drains in-flight requests.
+ENTRYPOINT ["cloudguard-serve"]
