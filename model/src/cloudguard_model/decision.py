@@ -10,25 +10,22 @@ moves nothing (see docs/gate.md for the format).
 import hashlib
 import json
 import logging
-import os
 import re
-import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from cloudguard_model import storage
 from cloudguard_model.errors import GateError
 from cloudguard_model.evaluation import EvaluationReport
+from cloudguard_model.lineage import code_commit
 from cloudguard_model.policy import CheckResult, Policy
 
 logger = logging.getLogger(__name__)
 
 RECORD_FORMAT: Final = "cloudguard.decision/v1"
-ENV_CODE_COMMIT: Final = "CLOUDGUARD_CODE_COMMIT"
 """Commit of the code that decides; set by the image build. Falls back to git."""
 
 Kind = Literal["promotion", "rollback"]
@@ -100,25 +97,6 @@ class DecisionRecord:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def code_commit() -> str:
-    """The commit of the deciding code: env var, else git, else 'unknown'."""
-    pinned = os.environ.get(ENV_CODE_COMMIT)
-    if pinned:
-        return pinned
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return found.stdout.strip() if found.returncode == 0 else "unknown"
 
 
 def _score_summary(score: Any) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from cloudguard_model import names
 from cloudguard_model.decision import (
     DecisionRecord,
     DecisionStore,
-    code_commit,
     decide,
     now_iso,
 )
@@ -40,9 +39,11 @@ from cloudguard_model.evaluation import (
     model_inputs,
     score_predictions,
 )
+from cloudguard_model.lineage import code_commit
 from cloudguard_model.locking import lease_lock
 from cloudguard_model.policy import Policy, apply_policy, load_policy
 from cloudguard_model.registry import Registry, RegistrySettings, VersionInfo
+from cloudguard_model.shadow_check import ShadowRule, shadow_checks
 
 logger = logging.getLogger(__name__)
 
@@ -253,10 +254,22 @@ def judge(
     report: EvaluationReport,
     policy: Policy | None = None,
     run_key: str | None = None,
+    shadow_summary: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
-    """Apply the policy to a report (pure: no registry, nothing written)."""
+    """Apply the policy to a report (pure: no registry, nothing written).
+
+    With a shadow summary (`cloudguard shadow summary`), the policy's shadow
+    checks on the judged pair's live readings count too.
+    """
     policy = policy or load_policy()
     checks = apply_policy(policy, report)
+    if shadow_summary is not None:
+        checks += shadow_checks(
+            ShadowRule.from_mapping(policy.shadow),
+            shadow_summary,
+            champion=None if report.champion is None else report.champion.version,
+            challenger=report.challenger.version,
+        )
     record = decide(
         report,
         policy,
@@ -346,6 +359,7 @@ def promote(
     policy: Policy | None = None,
     run_key: str | None = None,
     observer: Observer | None = None,
+    shadow_summary: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
     """Decide (or take a decision from `cloudguard gate`) and act on it."""
     registry = settings.connect()
@@ -368,7 +382,7 @@ def promote(
             policy=policy,
             observer=observer,
         )
-        decision = judge(settings, report, policy, run_key)
+        decision = judge(settings, report, policy, run_key, shadow_summary)
     elif decision.kind != "promotion":
         raise GateError(f"record {decision.decision_id} is a {decision.kind}")
     elif run_key != decision.run_key:

@@ -21,7 +21,7 @@ from cloudguard_model.policies import DEFAULT_POLICY_PATH
 
 logger = logging.getLogger(__name__)
 
-CheckKind = Literal["primary", "guard", "floor", "slice"]
+CheckKind = Literal["primary", "guard", "floor", "slice", "shadow"]
 CheckStatus = Literal["pass", "fail", "skipped"]
 
 
@@ -62,6 +62,9 @@ class Policy:
     slices: SliceRule
     source: str
     sha256: str
+    shadow: Mapping[str, Any] | None = None
+    """The optional `shadow:` section, applied when a shadow summary is given
+    (cloudguard_model.shadow_check)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def parse_policy(data: Mapping[str, Any], source: str, sha256: str) -> Policy:
             ),
             source=source,
             sha256=sha256,
+            shadow=data.get("shadow"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise PolicyError(

@@ -10,7 +10,6 @@ threshold), metrics and plots to MLflow, registers a version of
 
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ from cloudguard_model.fitting import (
     train_heads,
     validation_probabilities,
 )
+from cloudguard_model.lineage import code_commit
 from cloudguard_model.metrics import binary_metrics, choose_threshold, mode_metrics
 from cloudguard_model.pyfunc import (
     FAILURE_HEAD,
@@ -69,7 +69,6 @@ logger = logging.getLogger(__name__)
 RUN_KEY_TAG: Final = "cloudguard.run_key"
 DATA_SHA_TAG: Final = "cloudguard.data_sha256"
 GIT_COMMIT_TAG: Final = "cloudguard.git_commit"
-ENV_GIT_COMMIT: Final = "CLOUDGUARD_GIT_COMMIT"
 MODEL_ARTIFACT: Final = "model"
 
 
@@ -100,26 +99,6 @@ class FitOutcome:
     validation_probability: np.ndarray[Any, Any]
     sample: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def git_commit() -> str:
-    """The code's commit: CLOUDGUARD_GIT_COMMIT, else `git rev-parse HEAD`."""
-    from_env = os.environ.get(ENV_GIT_COMMIT)
-    if from_env:
-        return from_env
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    commit = completed.stdout.strip()
-    return commit if completed.returncode == 0 and commit else "unknown"
 
 
 def _holdout_metrics(scores: HoldoutScores, threshold: float) -> dict[str, float]:
@@ -400,7 +379,7 @@ def _train(
             return _reused_result(client, existing)
 
     evaluation = load_evaluation_set(evaluation_uri) if evaluation_uri else None
-    commit = git_commit()
+    commit = code_commit()
     started = time.perf_counter()
     with materialize(data_uri) as data, _dask_client(dask_scheduler) as dask_client:
         outcome = fit_model(data, config, evaluation, dask_client=dask_client)

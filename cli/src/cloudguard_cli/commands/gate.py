@@ -153,6 +153,16 @@ def evaluate(
         )
 
 
+ShadowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shadow-summary",
+        help="JSON from `cloudguard shadow summary --out`: adds the policy's "
+        "shadow checks on live readings.",
+    ),
+]
+
+
 def gate_command(
     report: Annotated[
         str, typer.Option(help="Report from `cloudguard evaluate --out`.")
@@ -164,6 +174,7 @@ def gate_command(
         str | None, typer.Option(help="Scheduled-run key the decision belongs to.")
     ] = None,
     policy: PolicyOption = None,
+    shadow_summary: ShadowOption = None,
     tracking_uri: TrackingOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -172,12 +183,19 @@ def gate_command(
     from cloudguard_model.decision import read_json, write_json
     from cloudguard_model.evaluation import EvaluationReport
     from cloudguard_model.policy import load_policy
+    from cloudguard_model.shadow_check import load_summary
 
     _logging()
     try:
         settings = _settings(tracking_uri)
         loaded = EvaluationReport.from_dict(read_json(report))
-        record = gate.judge(settings, loaded, load_policy(policy), run_key)
+        record = gate.judge(
+            settings,
+            loaded,
+            load_policy(policy),
+            run_key,
+            load_summary(shadow_summary) if shadow_summary else None,
+        )
         gate.publish(settings, record)
         if out:
             write_json(out, record.to_dict())
@@ -208,6 +226,7 @@ def promote(
         typer.Option(help="POST the record here after a promotion (best effort)."),
     ] = None,
     policy: PolicyOption = None,
+    shadow_summary: ShadowOption = None,
     tracking_uri: TrackingOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -215,6 +234,7 @@ def promote(
     from cloudguard_model import gate
     from cloudguard_model.decision import DecisionRecord, read_json
     from cloudguard_model.policy import load_policy
+    from cloudguard_model.shadow_check import load_summary
 
     _logging()
     if (evaluation is None) == (decision is None):
@@ -234,6 +254,7 @@ def promote(
             challenger_version=challenger,
             policy=load_policy(policy),
             run_key=run_key,
+            shadow_summary=load_summary(shadow_summary) if shadow_summary else None,
         )
     except Exception as error:  # the record of any failure is: nothing moved
         raise _fail(error, as_json, "promotion") from error
