@@ -42,6 +42,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # ---- runtime stage: the interpreter and the virtualenv, nothing else ----------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG UID=10001
+# The commit the image was built from, written into every model's lineage and
+# every gate record (`--build-arg GIT_COMMIT=$(git rev-parse HEAD)`).
+ARG GIT_COMMIT=unknown
 RUN groupadd --system --gid ${UID} cloudguard \
     && useradd --system --uid ${UID} --gid ${UID} --home-dir /tmp --shell /usr/sbin/nologin cloudguard
 COPY --from=build --chown=root:root /app/.venv /app/.venv
@@ -49,6 +52,7 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
+    CLOUDGUARD_GIT_COMMIT=${GIT_COMMIT} \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=true
 WORKDIR /tmp
