@@ -95,6 +95,7 @@ def flow(
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking.url,
         "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        names.ENV_ARTIFACT_BUCKET: names.DEFAULT_ARTIFACT_BUCKET,
     }
 
     _cloudguard(

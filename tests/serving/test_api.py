@@ -1,5 +1,8 @@
 """The HTTP contract: scores, validation, error shape, auth, limits, metrics."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -325,3 +328,21 @@ def test_no_model_means_not_ready_and_503_but_alive(tmp_path: Any) -> None:
     assert answer.status_code == 503
     assert answer.json()["error"] == "unavailable"
     assert live.status_code == 200
+
+
+def test_a_bare_hash_as_api_keys_stops_the_server_with_one_line(tmp_path) -> None:
+    env = {**os.environ, "CLOUDGUARD_API_KEYS": "0" * 64, "CLOUDGUARD_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudguard_serving"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "CLOUDGUARD_API_KEYS" in done.stderr
+    assert "gateway=sha256hex" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,11 +4,12 @@ Defaults train the shipped AI4I data set to the product's quality targets on a
 laptop; a YAML file (`cloudguard train --config`) overrides any field.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 
@@ -117,6 +118,14 @@ class TrainConfig:
             raise ConfigError(
                 f"threshold_tolerance={self.threshold_tolerance} must be in [0, 0.5)"
             )
+        for name in _AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.reference_bins < 2:
+            raise ConfigError(
+                f"reference_bins={self.reference_bins} must be at least 2 (drift "
+                "needs bins to compare)"
+            )
         if self.chunk_rows < 1_000:
             raise ConfigError(f"chunk_rows={self.chunk_rows} must be at least 1000")
 
@@ -168,9 +177,7 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown training settings {unknown}; known: {sorted(known)}"
             )
-        cleaned = dict(values)
-        if "input_columns" in cleaned:
-            cleaned["input_columns"] = tuple(cleaned["input_columns"])
+        cleaned = {name: _typed(name, value) for name, value in values.items()}
         return cls(**cleaned)
 
     @classmethod
@@ -182,3 +189,40 @@ class TrainConfig:
         if not isinstance(values, Mapping):
             raise ConfigError(f"{path}: expected a mapping of settings at top level")
         return cls.from_mapping(values)
+
+
+_AT_LEAST_ONE: Final = (
+    "max_depth",
+    "max_bin",
+    "num_boost_round",
+    "early_stopping_rounds",
+    "mode_boost_round",
+    "mode_early_stopping_rounds",
+    "parallel_rows",
+    "sample_rows",
+)
+_DEFAULTS: Final = TrainConfig()
+
+
+def _typed(name: str, value: Any) -> Any:
+    """`value` checked against the type of the setting's default."""
+    default = getattr(_DEFAULTS, name)
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{name}={value!r} must be a list of column names")
+        return tuple(str(item) for item in value)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(
+            f"{name}={value!r} must be a {type(default).__name__} "
+            f"(the default is {default!r})"
+        )
+    return float(value) if isinstance(default, float) else value

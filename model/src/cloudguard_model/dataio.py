@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,9 @@ class LocalData:
     sha256: str
 
 
+_TEXT_PROBE_BYTES: Final = 64 * 1024
+
+
 def detect_format(uri: str) -> Format:
     name = uri.lower().rstrip("/")
     if name.endswith((".parquet", ".pq")):
@@ -70,6 +73,21 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_text(path: Path, uri: str) -> None:
+    """Refuse a CSV that is not UTF-8 text before a parser trips over it."""
+    with path.open("rb") as handle:
+        head = handle.read(_TEXT_PROBE_BYTES)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut at the probe's end is not an error.
+        if error.start < len(head) - 3:
+            raise storage.StorageError(
+                f"{uri}: byte {error.start} is not UTF-8 text; expected a CSV "
+                "(or a .parquet file)"
+            ) from error
+
+
 @contextmanager
 def materialize(uri: str) -> Iterator[LocalData]:
     """Yield the data at `uri` as a local file; S3 objects are copied once."""
@@ -78,6 +96,8 @@ def materialize(uri: str) -> Iterator[LocalData]:
         path = Path(uri)
         if not path.is_file():
             raise storage.StorageError(f"{uri}: no such file")
+        if data_format == "csv":
+            _check_text(path, uri)
         yield LocalData(uri, path, data_format, _sha256_file(path))
         return
 
@@ -89,6 +109,8 @@ def materialize(uri: str) -> Iterator[LocalData]:
                 digest.update(chunk)
                 target.write(chunk)
         logger.info("event=data_copied uri=%s bytes=%d", uri, path.stat().st_size)
+        if data_format == "csv":
+            _check_text(path, uri)
         yield LocalData(uri, path, data_format, digest.hexdigest())
 
 

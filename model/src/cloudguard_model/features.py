@@ -26,6 +26,15 @@ NUMERIC_COLUMNS: Final = (
     "Torque [Nm]",
     "Tool wear [min]",
 )
+PLAUSIBLE_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "Air temperature [K]": (200.0, 400.0),
+    "Process temperature [K]": (200.0, 500.0),
+    "Rotational speed [rpm]": (0.0, 20_000.0),
+    "Torque [Nm]": (0.0, 1_000.0),
+    "Tool wear [min]": (0.0, 10_000.0),
+}
+"""Closed ranges outside which a reading cannot come from a working machine;
+the data validation and the service's request checks both use these."""
 INPUT_COLUMNS: Final = (TYPE_COLUMN, *NUMERIC_COLUMNS)
 """The AI4I columns the model reads; any other column is ignored."""
 

@@ -60,8 +60,14 @@ class ChampionMovedError(GateError):
     """`champion` changed between evaluation and the alias move."""
 
 
-def _artifact_bucket() -> str:
-    return os.environ.get(names.ENV_ARTIFACT_BUCKET, names.DEFAULT_ARTIFACT_BUCKET)
+_LOCAL_STATE = ".cloudguard/gate"
+"""Where records and the lock live when no artifact bucket is configured, so
+that a default run never reaches a cloud bucket."""
+
+
+def _artifact_location(suffix: str) -> str:
+    bucket = os.environ.get(names.ENV_ARTIFACT_BUCKET)
+    return f"s3://{bucket}/{suffix}" if bucket else f"{_LOCAL_STATE}/{suffix}"
 
 
 @dataclass(frozen=True)
@@ -70,14 +76,15 @@ class GateSettings:
 
     tracking_uri: str
     """MLFLOW_TRACKING_URI (or --tracking-uri): the registry to act on."""
-    decisions_uri: str = field(
-        default_factory=lambda: f"s3://{_artifact_bucket()}/decisions"
-    )
-    """CLOUDGUARD_DECISIONS_URI: prefix (s3:// or a directory) for records."""
+    decisions_uri: str = field(default_factory=lambda: _artifact_location("decisions"))
+    """CLOUDGUARD_DECISIONS_URI: prefix (s3:// or a directory) for records;
+    default `s3://$CLOUDGUARD_ARTIFACT_BUCKET/decisions`, or `.cloudguard/gate/`
+    when no bucket is set."""
     lock_uri: str = field(
-        default_factory=lambda: f"s3://{_artifact_bucket()}/locks/promotion.lock"
+        default_factory=lambda: _artifact_location("locks/promotion.lock")
     )
-    """CLOUDGUARD_GATE_LOCK_URI: the lease lock object (s3:// or a file)."""
+    """CLOUDGUARD_GATE_LOCK_URI: the lease lock object (s3:// or a file); same
+    default rule as the records. Every gate of one registry must share it."""
     lock_ttl_s: float = 120.0
     """CLOUDGUARD_GATE_LOCK_TTL_S: a dead holder's lease expires after this."""
     lock_wait_s: float = 30.0

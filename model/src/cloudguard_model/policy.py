@@ -8,6 +8,7 @@ can be tested without a registry.
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +96,8 @@ def _metric(name: Any, where: str) -> str:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PolicyError(f"{where}: {value!r} is not a number")
+    if not math.isfinite(value):
+        raise PolicyError(f"{where}: {value!r} is not a finite number")
     if value < 0:
         raise PolicyError(f"{where}: {value!r} is negative; margins are >= 0")
     return float(value)

@@ -22,6 +22,7 @@ from cloudguard_model.errors import DataValidationError
 from cloudguard_model.features import (
     FAILURE_MODES,
     LABEL_COLUMN,
+    PLAUSIBLE_RANGES,
     PRODUCT_TYPES,
     TYPE_COLUMN,
 )
@@ -46,19 +47,20 @@ class ColumnRule:
     unit: str = ""
 
 
+def _unit(column: str) -> str:
+    """`Torque [Nm]` -> `Nm`."""
+    return column.rsplit("[", 1)[-1].rstrip("]")
+
+
 AI4I_SCHEMA: tuple[ColumnRule, ...] = (
     ColumnRule(UDI_COLUMN, "integer", minimum=0),
     ColumnRule(TYPE_COLUMN, "category", allowed=PRODUCT_TYPES),
-    # Plausible Kelvin range for a machine hall and a milling process.
-    ColumnRule("Air temperature [K]", "number", minimum=200.0, maximum=400.0, unit="K"),
-    ColumnRule(
-        "Process temperature [K]", "number", minimum=200.0, maximum=500.0, unit="K"
+    # Plausible ranges for a machine hall and a milling process, shared with
+    # the service's request checks.
+    *(
+        ColumnRule(column, "number", minimum=low, maximum=high, unit=_unit(column))
+        for column, (low, high) in PLAUSIBLE_RANGES.items()
     ),
-    ColumnRule(
-        "Rotational speed [rpm]", "number", minimum=0.0, maximum=1e5, unit="rpm"
-    ),
-    ColumnRule("Torque [Nm]", "number", minimum=0.0, maximum=1e4, unit="Nm"),
-    ColumnRule("Tool wear [min]", "number", minimum=0.0, maximum=1e5, unit="min"),
     ColumnRule(LABEL_COLUMN, "flag"),
     *(ColumnRule(mode, "flag") for mode in FAILURE_MODES),
 )

@@ -11,7 +11,11 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 import numpy as np
-from cloudguard_model.features import FAILURE_MODES, NUMERIC_COLUMNS
+from cloudguard_model.features import (
+    FAILURE_MODES,
+    NUMERIC_COLUMNS,
+    PLAUSIBLE_RANGES,
+)
 
 ProductType = Literal["L", "M", "H"]
 MachineId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -53,11 +57,8 @@ READING_FIELDS: Final = (
 assert len(READING_FIELDS) == len(NUMERIC_COLUMNS)
 
 PHYSICAL_RANGES: Final[dict[str, tuple[float, float]]] = {
-    "air_temperature_k": (200.0, 400.0),
-    "process_temperature_k": (200.0, 500.0),
-    "rotational_speed_rpm": (0.0, 20_000.0),
-    "torque_nm": (0.0, 1_000.0),
-    "tool_wear_min": (0.0, 10_000.0),
+    field: PLAUSIBLE_RANGES[column]
+    for field, column in zip(READING_FIELDS, NUMERIC_COLUMNS, strict=True)
 }
 """Closed ranges outside which a value cannot come from a working machine."""
 

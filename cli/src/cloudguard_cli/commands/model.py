@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 _TARGETS = {"holdout_f1": 0.82, "holdout_pr_auc": 0.80}
 """The product's quality bar on the time-ordered holdout (issue 3)."""
@@ -120,7 +121,9 @@ def train(
         )
     except CloudGuardModelError as error:
         console.print(
-            f"[red]training failed:[/red] {error}", markup=True, highlight=False
+            f"[red]training failed:[/red] {escape(str(error))}",
+            markup=True,
+            highlight=False,
         )
         if as_json:
             typer.echo(json.dumps({"ok": False, "error": str(error)}))

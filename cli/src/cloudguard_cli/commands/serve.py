@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +39,9 @@ def hash_key(
     key: Annotated[
         str | None, typer.Argument(help="Key to hash; omit to create a new one.")
     ] = None,
+    gateway: Annotated[
+        str, typer.Option(help="Gateway name for the CLOUDGUARD_API_KEYS entry.")
+    ] = "plant-a",
 ) -> None:
     """Print the SHA-256 to store in CLOUDGUARD_API_KEYS (and a new key if asked)."""
     from cloudguard_serving.auth import hash_key as digest
@@ -47,6 +51,9 @@ def hash_key(
         key = new_key()
         typer.echo(f"key (give to the gateway, store nowhere else): {key}")
     typer.echo(digest(key))
+    typer.echo(
+        f"for the service: CLOUDGUARD_API_KEYS={gateway}={digest(key)}", err=True
+    )
 
 
 @shadow_app.command("summary")
@@ -65,13 +72,23 @@ def shadow_summary(
     ] = False,
 ) -> None:
     """Agreement, alarm rates and latency of shadow-scored readings."""
+    from cloudguard_model.errors import CloudGuardModelError
     from cloudguard_model.storage import write_bytes
     from cloudguard_serving.shadow import read_log_records, summarise
 
-    summary = summarise(read_log_records(log))
-    text = json.dumps(summary, sort_keys=True)
-    if out:
-        write_bytes(out, text.encode("utf-8"))
+    if "://" not in log and not Path(log).is_dir():
+        typer.echo(
+            f"--log {log}: no such directory (or pass s3://bucket/prefix)", err=True
+        )
+        raise typer.Exit(code=1)
+    try:
+        summary = summarise(read_log_records(log))
+        text = json.dumps(summary, sort_keys=True)
+        if out:
+            write_bytes(out, text.encode("utf-8"))
+    except (CloudGuardModelError, OSError, ValueError, KeyError) as error:
+        typer.echo(f"cannot summarise {log}: {error}", err=True)
+        raise typer.Exit(code=1) from error
     if as_json:
         typer.echo(text)
         return
