@@ -135,6 +135,18 @@ def test_serving_runs_locked_down_with_writable_tmp_and_spool(
     assert not container["image"].endswith(":latest")
 
 
+def test_serving_leaves_the_service_before_it_stops_listening(
+    synths: dict[str, SynthResult],
+) -> None:
+    pod = _prod(synths, "serving/rollout.yaml")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+
+    assert pause >= 5
+    assert pod["terminationGracePeriodSeconds"] >= pause + 20
+
+
 def test_prometheus_scrape_config_is_valid_and_keeps_the_rollout_hash(
     synths: dict[str, SynthResult],
 ) -> None:

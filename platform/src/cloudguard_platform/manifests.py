@@ -363,6 +363,9 @@ REQUEST_RATE_METRIC = "cloudguard_http_requests_per_second"
 # --- Argo CD-owned workloads (committed under deploy/apps/<stack>/) ---------
 
 
+_PRE_STOP_SECONDS = 10
+
+
 def _serving_container(settings: Settings) -> dict[str, Any]:
     serving = settings.serving
     probe = {"httpGet": {"path": "/health/live", "port": "http"}}
@@ -392,6 +395,10 @@ def _serving_container(settings: Settings) -> dict[str, Any]:
             "periodSeconds": 5,
             "failureThreshold": 2,
         },
+        # The service stops being ready only once SIGTERM arrives; this pause
+        # lets the endpoint controller take the pod out of the Service first,
+        # so no gateway request lands on a closing listener.
+        "lifecycle": {"preStop": {"sleep": {"seconds": _PRE_STOP_SECONDS}}},
         "securityContext": container_security(),
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
@@ -421,7 +428,8 @@ def serving_rollout(settings: Settings) -> Manifest:
                     "serviceAccountName": c.SA_SERVING,
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(),
-                    "terminationGracePeriodSeconds": 30,
+                    # preStop pause, then drain and flush the inference log.
+                    "terminationGracePeriodSeconds": _PRE_STOP_SECONDS + 30,
                     "topologySpreadConstraints": _spread(app, settings),
                     "containers": [_serving_container(settings)],
                     "volumes": [
